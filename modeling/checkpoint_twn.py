@@ -157,6 +157,7 @@ class TWNCheckpointMixin:
         """
         hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
         kwargs.pop("trust_remote_code", None)
+        kwargs.pop("adapter_kwargs", None)  # AutoModel passes it for PEFT-wrapped models; TWN loads its own adapters
         if kwargs:
             logger.warning("TWNModel.from_pretrained ignores unknown arguments %s", sorted(kwargs))
         source = str(pretrained_model_name_or_path)
@@ -208,7 +209,10 @@ def _load_processor(source, config, hub):
         source, "processor_config.json", _raise_exceptions_for_missing_entries=False,
         **{k: v for k, v in hub.items() if k != "subfolder"})
     if has_own:
-        return AutoProcessor.from_pretrained(source, **{k: v for k, v in hub.items() if k != "subfolder"})
+        # The processor classes are stock transformers ones; the auto_map in config.json is for the model only.
+        return AutoProcessor.from_pretrained(
+            source, trust_remote_code=False, **{k: v for k, v in hub.items() if k != "subfolder"}
+        )
     if config.backbone_name_or_path is not None:
         return AutoProcessor.from_pretrained(config.backbone_name_or_path, revision=config.backbone_revision)
     logger.warning("no processor found for %s; set model.processor before calling encode", source)

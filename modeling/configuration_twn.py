@@ -41,6 +41,7 @@ class TWNConfig(PretrainedConfig):
         detach_interface: stop gradients where the embedding path reads the reasoning KV cache.
         max_image_pixels: images above this many pixels are downscaled (aspect kept) before the
             processor sees them.
+        video_fps: frame rate assumed for videos given as frame lists (Qwen3-VL timestamps).
     """
 
     model_type = "twn"
@@ -68,6 +69,7 @@ class TWNConfig(PretrainedConfig):
         normalize: bool = True,
         detach_interface: bool = True,
         max_image_pixels: int = 1280 * 28 * 28,
+        video_fps: float = 2.0,
         **kwargs,
     ):
         if isinstance(backbone_config, dict):
@@ -99,6 +101,7 @@ class TWNConfig(PretrainedConfig):
         self.normalize = normalize
         self.detach_interface = detach_interface
         self.max_image_pixels = max_image_pixels
+        self.video_fps = video_fps
         super().__init__(**kwargs)
 
     @property

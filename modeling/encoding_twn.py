@@ -54,7 +54,12 @@ class TWNEncodeMixin:
             kwargs["images"] = images
         if videos:
             kwargs["videos"] = videos
-            kwargs["do_sample_frames"] = False  # frames are chosen by the caller, not re-sampled by fps
+            # Frames are chosen by the caller, not re-sampled; the frame rate only sets Qwen3-VL's timestamps.
+            kwargs["do_sample_frames"] = False
+            kwargs["video_metadata"] = [
+                {"total_num_frames": len(v), "fps": self.config.video_fps, "frames_indices": list(range(len(v)))}
+                for v in videos
+            ]
         processor.tokenizer.padding_side = "left"
         features = processor(**kwargs)
         features.pop("token_type_ids", None)

@@ -11,6 +11,7 @@ torch, transformers, peft, PIL and its sibling files. See DESIGN.md §1 for the 
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -102,10 +103,13 @@ class TWNModel(TWNCheckpointMixin, TWNEncodeMixin, TWNPreTrainedModel):
 
     # ----- adapters -------------------------------------------------------------------------
     def _inject_adapters(self) -> None:
-        from peft import LoraConfig, inject_adapter_in_model
+        from peft import inject_adapter_in_model
 
         for name in (self.config.reasoning_adapter, self.config.embedding_adapter):
-            inject_adapter_in_model(self.lora_config(), self.backbone, adapter_name=name)
+            with warnings.catch_warnings():
+                # Two named adapters on one model is the design; peft warns about the second one.
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                inject_adapter_in_model(self.lora_config(), self.backbone, adapter_name=name)
         self._lora_layers = [m for m in self.backbone.modules() if hasattr(m, "lora_A")]
         if not self._lora_layers:
             raise ValueError(f"lora_target_modules {self.config.lora_target_modules!r} matched no backbone module")

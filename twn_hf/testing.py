@@ -8,11 +8,11 @@ each supported family together with a working processor:
   ``Qwen2VLProcessor``) around a byte-level BPE tokenizer trained on a fixed in-module corpus (deterministic; byte-level
   so any text tokenizes with no unknowns), the real Qwen special tokens, a Qwen-style chat template, and image/video
   processors with tiny pixel budgets (a 56x56 image gives 4 visual tokens).
-* ``tiny_backbone_config(family)`` / ``tiny_backbone(family, seed)``: a 2-layer, 64-wide text model with a 2-block vision
-  tower whose special-token ids and vocabulary match ``tiny_processor(family)``.
+* ``tiny_backbone_config(family)`` / ``tiny_backbone(family, seed)``: a 2-layer, 64-wide text model with a 2-block
+  vision tower whose special-token ids and vocabulary match ``tiny_processor(family)``.
 * ``real_backbone_config(name)`` / ``meta_backbone(name)``: the published configs of real checkpoints (JSON files in
-  ``twn_hf/backbone_configs``) and full-size models on the ``meta`` device, for shape / parameter-count reasoning with no
-  memory and no download.
+  ``twn_hf/backbone_configs``) and full-size models on the ``meta`` device, for shape / parameter-count reasoning
+  with no memory and no download.
 
 Processor usage (transformers 5.23)::
 
@@ -63,6 +63,7 @@ __all__ = [
     "tiny_backbone",
     "real_backbone_config",
     "meta_backbone",
+    "tiny_twn",
 ]
 
 FAMILIES: tuple[str, ...] = ("qwen3_vl", "qwen2_5_vl", "qwen2_vl")
@@ -85,7 +86,7 @@ _SPECIAL_TOKENS = (
 )
 _BPE_VOCAB_SIZE = 640  # learned vocabulary (256 byte symbols + merges); the special tokens come after it, as in Qwen
 
-# A fixed English corpus: the BPE merges only decide how *efficiently* text is split; byte-level BPE can encode any text.
+# A fixed English corpus: the merges only decide how *efficiently* text is split; byte-level BPE encodes any text.
 _CORPUS = """\
 A photo of a dog running on the beach at sunset. Two cats are sleeping on a red sofa near the window.
 The quick brown fox jumps over the lazy dog. A man is riding a bicycle down a busy city street.
@@ -204,7 +205,7 @@ def tiny_processor(family: str = "qwen3_vl") -> ProcessorMixin:
     same per-frame budget, ``do_sample_frames=False`` and ``cap_pixels_per_frame=True`` (see the module docstring).
     """
     _check_family(family)
-    processor_cls = {"qwen3_vl": Qwen3VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen2_vl": Qwen2VLProcessor}[family]
+    processor_classes = {"qwen3_vl": Qwen3VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen2_vl": Qwen2VLProcessor}
     size = {"shortest_edge": _MIN_PIXELS, "longest_edge": _MAX_PIXELS}
     common = dict(patch_size=_PATCH, temporal_patch_size=_TEMPORAL, merge_size=_MERGE)
     norm = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]) if family == "qwen3_vl" else {}
@@ -218,7 +219,7 @@ def tiny_processor(family: str = "qwen3_vl") -> ProcessorMixin:
         video_processor = Qwen3VLVideoProcessor(size=video_size, **video_kwargs, **common, **norm)
     else:
         video_processor = Qwen2VLVideoProcessor(size=size, **video_kwargs, **common)
-    return processor_cls(
+    return processor_classes[family](
         image_processor=image_processor,
         tokenizer=_tiny_tokenizer(),
         video_processor=video_processor,
@@ -320,3 +321,30 @@ def meta_backbone(name: str) -> PreTrainedModel:
     config = real_backbone_config(name)
     with torch.device("meta"):
         return AutoModelForImageTextToText.from_config(config)
+
+
+def tiny_twn(family: str = "qwen3_vl", seed: int = 0, **config_kwargs):
+    """A tiny TWN on ``tiny_backbone(family, seed)`` whose parts all matter, for tests.
+
+    Fresh LoRA adapters start as the identity (``lora_B = 0``) and a fresh gate sits near p = 0.5, which
+    would make the two adapters indistinguishable and every gate test vacuous. So the LoRA ``B`` matrices
+    and the gate are re-drawn with a seeded generator: the reasoning and embedding paths differ, CoTs
+    differ between inputs, and gate probabilities spread on both sides of 0.5.
+    """
+    from twn_hf.build import build_twn
+
+    backbone, processor = tiny_backbone(family, seed=seed)
+    settings = dict(lora_r=4, lora_alpha=8, num_queries=2, gate_hidden_size=16, max_think_tokens=6,
+                    max_image_pixels=112 * 112)
+    settings.update(config_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_twn(backbone, processor=processor, **settings)
+        generator = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, parameter in model.backbone.named_parameters():
+                if "lora_B" in name:
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+            for parameter in model.gate.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 2.0)
+    return model.eval()
