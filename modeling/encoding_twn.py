@@ -36,9 +36,15 @@ class TWNEncodeMixin:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
         return float(threshold)
 
-    def prepare_features(self, items: list[TWNInput]) -> dict:
-        """Chat-template and process a batch of normalised inputs (left padded)."""
+    def prepare_features(self, items: list[TWNInput], cots: list[str | None] | None = None) -> dict:
+        """Chat-template and process a batch of normalised inputs (left padded) into model features.
+
+        With `cots`, row i becomes `x ⊕ c_i ⊕ <stop>` (the think view used in training) and the features
+        gain `labels`: the CoT and stop tokens, -100 elsewhere. A `None` CoT leaves the row as `x`
+        with all labels -100.
+        """
         processor = self.processor
+        tokenizer = processor.tokenizer
         texts = [
             processor.apply_chat_template(
                 build_messages(item, self.config.embed_instruction, self.config.think_prompt),
@@ -47,25 +53,48 @@ class TWNEncodeMixin:
             )
             for item in items
         ]
+        targets: list[list[int]] = [[] for _ in items]
+        if cots is not None:
+            if len(cots) != len(items):
+                raise ValueError(f"got {len(cots)} CoTs for {len(items)} inputs")
+            stop = tokenizer.eos_token or "<|im_end|>"  # what the chat template closes a turn with
+            for i, cot in enumerate(cots):
+                if cot is not None:
+                    texts[i] += cot + stop
+                    targets[i] = tokenizer(cot + stop, add_special_tokens=False)["input_ids"]
         images = [image for item in items for image in item.images]
         videos = [item.video for item in items if item.video is not None]
         kwargs = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
             kwargs["images"] = images
         if videos:
-            kwargs["videos"] = videos
             # Frames are chosen by the caller, not re-sampled; the frame rate only sets Qwen3-VL's timestamps.
             kwargs["do_sample_frames"] = False
             kwargs["video_metadata"] = [
                 {"total_num_frames": len(v), "fps": self.config.video_fps, "frames_indices": list(range(len(v)))}
                 for v in videos
             ]
-        processor.tokenizer.padding_side = "left"
+        tokenizer.padding_side = "left"
         features = processor(**kwargs)
         features.pop("token_type_ids", None)
         if "mm_token_type_ids" not in features:
             raise ValueError("the processor did not return mm_token_type_ids, which Qwen-VL positions need")
+        if cots is not None:
+            features["labels"] = self._cot_labels(features["input_ids"], targets)
         return {key: value.to(self.device) if hasattr(value, "to") else value for key, value in features.items()}
+
+    @staticmethod
+    def _cot_labels(input_ids: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
+        """-100 everywhere but the CoT tail of each (left-padded) row, which must match its tokenisation."""
+        labels = torch.full_like(input_ids, -100)
+        for row, target in enumerate(targets):
+            if not target:
+                continue
+            tail = input_ids[row, -len(target):].tolist()
+            if tail != target:
+                raise ValueError(f"input {row}: the CoT does not tokenise the same after the prompt")
+            labels[row, -len(target):] = input_ids[row, -len(target):]
+        return labels
 
     @torch.inference_mode()
     def encode(

@@ -1,0 +1,1 @@
+"""Sub-commands of the `twn` CLI, one module each."""
