@@ -24,7 +24,7 @@ def parameter_overhead(model) -> dict:
     gate = _count(model.gate.parameters())
     added = reasoning + embedding + queries + gate
     return {
-        "backbone": backbone,
+        "backbone_params": backbone,
         "reasoning_adapter": reasoning,
         "embedding_adapter": embedding,
         "queries": queries,

@@ -68,6 +68,7 @@ class TWNEncodeMixin:
         if images:
             kwargs["images"] = images
         if videos:
+            kwargs["videos"] = videos
             # Frames are chosen by the caller, not re-sampled; the frame rate only sets Qwen3-VL's timestamps.
             kwargs["do_sample_frames"] = False
             kwargs["video_metadata"] = [

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-from PIL import Image
+import os
 
-from twn_hf.testing import FAMILIES, tiny_twn
+# Tests never touch the network; huggingface_hub reads this at import time, so set it first.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from twn_hf.testing import FAMILIES, tiny_twn  # noqa: E402
 
 
 @pytest.fixture(scope="session")
