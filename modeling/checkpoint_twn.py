@@ -25,6 +25,8 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import cached_file
 
+from .sentence_files_twn import write_sentence_files
+
 logger = logging.getLogger(__name__)
 
 GATE_FILE = "gate.safetensors"
@@ -128,6 +130,7 @@ class TWNCheckpointMixin:
         config.save_pretrained(directory)
         for source in Path(__file__).parent.glob(f"*{REMOTE_CODE_SUFFIX}"):
             shutil.copyfile(source, directory / source.name)
+        write_sentence_files(self.config, directory)  # modules.json etc.: the checkpoint is also a SentenceTransformer
 
         for name in (self.config.reasoning_adapter, self.config.embedding_adapter):
             adapter_dir = directory / name
@@ -196,7 +199,13 @@ class TWNCheckpointMixin:
         model.load_head_state_dict(load_file(fetch(GATE_FILE)), source=f"{GATE_FILE} of {source}")
         model.to(dtype)
         if device_map is not None:
-            model.to(device_map if not isinstance(device_map, dict) else device_map.get("", "cpu"))
+            if isinstance(device_map, dict):
+                if set(device_map) - {""}:
+                    raise ValueError("TWNModel loads onto one device; a multi-device device_map is not supported")
+                device_map = device_map[""]
+            if device_map == "auto":
+                device_map = "cuda" if torch.cuda.is_available() else "cpu"
+            model.to(device_map)
         model.processor = _load_processor(source, config, hub)
         model.eval()
         return model

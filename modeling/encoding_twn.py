@@ -64,7 +64,8 @@ class TWNEncodeMixin:
                     targets[i] = tokenizer(cot + stop, add_special_tokens=False)["input_ids"]
         images = [image for item in items for image in item.images]
         videos = [item.video for item in items if item.video is not None]
-        kwargs = {"text": texts, "padding": True, "return_tensors": "pt"}
+        # Left padding keeps every row's last input token at the same index, where decoding starts.
+        kwargs = {"text": texts, "padding": True, "padding_side": "left", "return_tensors": "pt"}
         if images:
             kwargs["images"] = images
         if videos:
@@ -75,7 +76,6 @@ class TWNEncodeMixin:
                 {"total_num_frames": len(v), "fps": self.config.video_fps, "frames_indices": list(range(len(v)))}
                 for v in videos
             ]
-        tokenizer.padding_side = "left"
         features = processor(**kwargs)
         features.pop("token_type_ids", None)
         if "mm_token_type_ids" not in features:

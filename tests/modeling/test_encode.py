@@ -114,3 +114,13 @@ def test_deterministic(twn, mixed_inputs):
 def test_max_think_tokens_caps_the_cot(twn):
     _, details = twn.encode(["a cat", "a dog"], think="always", max_think_tokens=2, return_details=True)
     assert all(1 <= d.tokens_generated <= 2 for d in details)
+
+
+def test_left_padding_is_used_whatever_the_tokenizer_says(twn, mixed_inputs):
+    expected = twn.encode(mixed_inputs, think="never")
+    tokenizer = twn.processor.tokenizer
+    tokenizer.padding_side = "right"
+    try:
+        torch.testing.assert_close(twn.encode(mixed_inputs, think="never"), expected)
+    finally:
+        tokenizer.padding_side = "left"
