@@ -14,8 +14,11 @@ never needs sentence-transformers.
 from __future__ import annotations
 
 import json
+import logging
 from importlib import metadata
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 SENTENCE_MODULE = "sentence_twn.TWNSentenceModule"
 # Keyword arguments of `SentenceTransformer.encode` that reach TWN (see `TWNSentenceModule.forward`).
@@ -29,6 +32,17 @@ SENTENCE_REQUIREMENTS = {
     "transformers": ">=5.0,<6",
     "peft": ">=0.17",
 }
+
+
+def sentence_module_class():
+    """`TWNSentenceModule` (needs sentence-transformers>=6).
+
+    The relative import below is never run on load, but transformers' remote-code loader follows it, so every
+    model loaded with `trust_remote_code=True` carries `sentence_twn.py` in its remote code and re-saves it.
+    """
+    from .sentence_twn import TWNSentenceModule
+
+    return TWNSentenceModule
 
 
 def sentence_prompts(config) -> dict[str, str]:
@@ -53,6 +67,10 @@ def _versions() -> dict[str, str]:
 def write_sentence_files(config, directory) -> list[str]:
     """Write modules.json and config_sentence_transformers.json for `config` into `directory`; returns their names."""
     directory = Path(directory)
+    if not (directory / (SENTENCE_MODULE.split(".")[0] + ".py")).is_file():
+        logger.warning("%s lacks %s.py: not writing the sentence-transformers files", directory,
+                       SENTENCE_MODULE.split(".")[0])
+        return []
     modules = [{"idx": 0, "name": "0", "path": "", "type": SENTENCE_MODULE, "kwargs": list(SENTENCE_KWARGS)}]
     settings = {
         "model_type": "SentenceTransformer",

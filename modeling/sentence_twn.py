@@ -34,9 +34,10 @@ from .inputs_twn import IMAGE_SUFFIXES, normalize_input
 from .modeling_twn import TWNModel
 from .sentence_files_twn import SENTENCE_KWARGS, sentence_prompts
 
-try:
+try:  # (inside `try`, so transformers' remote-code loader does not demand sentence-transformers for AutoModel)
+    from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import InputModule
-except ImportError as error:  # sentence-transformers < 6
+except ImportError as error:  # sentence-transformers missing or < 6
     raise ImportError("TWN's sentence-transformers module needs sentence-transformers>=6: "
                       "pip install -U 'sentence-transformers>=6'") from error
 
@@ -49,7 +50,7 @@ def _is_array(value) -> bool:
 
 def _array_to_image(array, index: int) -> Image.Image:
     """An H×W×C (or C×H×W) uint8 / [0, 1] float array or tensor as a PIL image."""
-    tensor = torch.as_tensor(array).detach().cpu()
+    tensor = array.detach().cpu() if isinstance(array, torch.Tensor) else torch.from_numpy(array.copy())
     if tensor.ndim != 3:
         raise ValueError(f"input {index}: an image array needs 3 dimensions, got shape {tuple(tensor.shape)}")
     if tensor.shape[0] in (1, 3, 4) and tensor.shape[-1] not in (1, 3, 4):
@@ -236,8 +237,6 @@ class TWNSentenceModule(InputModule):
 
 def to_sentence_transformer(model: TWNModel, **kwargs):
     """An in-memory `SentenceTransformer` around `model`, with the prompts its checkpoint would carry."""
-    from sentence_transformers import SentenceTransformer
-
     kwargs.setdefault("prompts", sentence_prompts(model.config))
     kwargs.setdefault("similarity_fn_name", "cosine")
     kwargs.setdefault("device", str(model.device))

@@ -14,6 +14,9 @@ COMMAND_MODULES = (
     "twn_hf.commands.demo",
     "twn_hf.commands.encode",
     "twn_hf.commands.info",
+    "twn_hf.commands.export",
+    "twn_hf.commands.push",
+    "twn_hf.train.cli",
 )
 
 
