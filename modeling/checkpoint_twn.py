@@ -219,9 +219,17 @@ def _load_processor(source, config, hub):
         **{k: v for k, v in hub.items() if k != "subfolder"})
     if has_own:
         # The processor classes are stock transformers ones; the auto_map in config.json is for the model only.
-        return AutoProcessor.from_pretrained(
-            source, trust_remote_code=False, **{k: v for k, v in hub.items() if k != "subfolder"}
-        )
+        # AutoTokenizer reads config.json as a generic config and warns that "twn" is not its model
+        # type; the warning is about the model config, not the tokenizer, so it is silenced here.
+        config_logger = logging.getLogger("transformers.configuration_utils")
+        level = config_logger.level
+        config_logger.setLevel(logging.ERROR)
+        try:
+            return AutoProcessor.from_pretrained(
+                source, trust_remote_code=False, **{k: v for k, v in hub.items() if k != "subfolder"}
+            )
+        finally:
+            config_logger.setLevel(level)
     if config.backbone_name_or_path is not None:
         return AutoProcessor.from_pretrained(config.backbone_name_or_path, revision=config.backbone_revision)
     logger.warning("no processor found for %s; set model.processor before calling encode", source)
