@@ -137,11 +137,12 @@ _TEXT = dict(
     max_position_embeddings=4096,
     rms_norm_eps=1e-6,
 )
-_HEAD_DIM = 16  # hidden 64 / 4 heads; the mrope sections below sum to head_dim / 2 = 8
 
 
-@functools.lru_cache(maxsize=1)
-def _bpe_vocab_and_merges() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+@functools.lru_cache(maxsize=4)
+def _bpe_vocab_and_merges(
+    corpus: str = _CORPUS, vocab_size: int = _BPE_VOCAB_SIZE
+) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
     """Train the tiny byte-level BPE once per process (a few ms); deterministic for the fixed corpus.
 
     The pre-tokenization (Qwen's split regex, then byte-level mapping) is exactly the one ``Qwen2Tokenizer`` rebuilds
@@ -156,22 +157,22 @@ def _bpe_vocab_and_merges() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[st
         ]
     )
     trainer = trainers.BpeTrainer(
-        vocab_size=_BPE_VOCAB_SIZE,
+        vocab_size=vocab_size,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_CORPUS.splitlines(), trainer)
+    bpe.train_from_iterator(corpus.splitlines(), trainer)
     model = json.loads(bpe.to_str())["model"]
     vocab = tuple(sorted(model["vocab"].items(), key=lambda kv: kv[1]))
     merges = tuple(tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"])
     return vocab, merges
 
 
-def _tiny_tokenizer() -> Qwen2Tokenizer:
+def _tiny_tokenizer(corpus: str = _CORPUS, vocab_size: int = _BPE_VOCAB_SIZE) -> Qwen2Tokenizer:
     """``Qwen2Tokenizer`` (the tokenizer class of all three families) over the tiny BPE, with the Qwen special tokens
     appended after the learned vocabulary (as in the real Qwen vocab), eos ``<|im_end|>``, pad ``<|endoftext|>``, no
     bos/unk, left padding."""
-    vocab, merges = _bpe_vocab_and_merges()
+    vocab, merges = _bpe_vocab_and_merges(corpus, vocab_size)
     vocab = dict(vocab)
     for token in _SPECIAL_TOKENS:
         vocab[token] = len(vocab)
@@ -195,7 +196,7 @@ def _check_family(family: str) -> None:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
 
 
-def tiny_processor(family: str = "qwen3_vl") -> ProcessorMixin:
+def tiny_processor(family: str = "qwen3_vl", corpus: str | None = None, vocab_size: int | None = None) -> ProcessorMixin:
     """A fresh offline processor of ``family`` (see the module docstring for the call convention).
 
     Image processor: ``Qwen2VLImageProcessor`` (used by all three families) with ``min_pixels=56*56``,
@@ -221,32 +222,41 @@ def tiny_processor(family: str = "qwen3_vl") -> ProcessorMixin:
         video_processor = Qwen2VLVideoProcessor(size=size, **video_kwargs, **common)
     return processor_classes[family](
         image_processor=image_processor,
-        tokenizer=_tiny_tokenizer(),
+        tokenizer=_tiny_tokenizer(corpus or _CORPUS, vocab_size or _BPE_VOCAB_SIZE),
         video_processor=video_processor,
         chat_template=_CHAT_TEMPLATE,
     )
 
 
-def tiny_backbone_config(family: str = "qwen3_vl", vocab_size: int | None = None) -> PreTrainedConfig:
+def tiny_backbone_config(
+    family: str = "qwen3_vl",
+    vocab_size: int | None = None,
+    text_overrides: dict | None = None,
+    vision_overrides: dict | None = None,
+    tokenizer=None,
+) -> PreTrainedConfig:
     """The composite config of a tiny ``family`` model matching ``tiny_processor(family)``.
 
     Text: hidden 64, 2 layers, 4 heads / 2 kv heads, head_dim 16, intermediate 128, M-RoPE sections summing to 8
     (= head_dim / 2; interleaved for Qwen3-VL like the real model). Vision: 2 blocks, patch 14, merge 2, temporal
     patch 2, output width 64 (= text hidden). Token ids come from the tiny tokenizer; ``vocab_size`` defaults to
     ``len(tokenizer)`` and may be larger (e.g. room for added tokens). Untied embeddings, eager attention (see
-    ``_ATTN_IMPLEMENTATION``).
+    ``_ATTN_IMPLEMENTATION``). `text_overrides` / `vision_overrides` resize the towers (the M-RoPE sections follow
+    the head size) and `tokenizer` supplies the special-token ids and vocabulary (default: the tiny tokenizer):
+    the TWN-Digits demo builds its from-scratch backbone this way.
     """
     _check_family(family)
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tokenizer or _tiny_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_TOKENS}
     n_tokens = len(tokenizer)
     if vocab_size is None:
         vocab_size = n_tokens
     elif vocab_size < n_tokens:
         raise ValueError(f"vocab_size={vocab_size} is smaller than the tokenizer ({n_tokens} tokens)")
-    hidden = _TEXT["hidden_size"]
+    text_settings = {**_TEXT, **(text_overrides or {})}
+    hidden = text_settings["hidden_size"]
     text = dict(
-        _TEXT,
+        text_settings,
         vocab_size=vocab_size,
         bos_token_id=ids["<|endoftext|>"],  # as in the real configs: bos = <|endoftext|> (the tokenizer adds none)
         eos_token_id=ids["<|im_end|>"],
@@ -254,21 +264,24 @@ def tiny_backbone_config(family: str = "qwen3_vl", vocab_size: int | None = None
         tie_word_embeddings=False,
     )
     vision = dict(patch_size=_PATCH, spatial_merge_size=_MERGE, temporal_patch_size=_TEMPORAL, in_channels=3, depth=2)
+    head_dim = hidden // text_settings["num_attention_heads"]
     if family == "qwen3_vl":
         text.update(
-            head_dim=_HEAD_DIM,
+            head_dim=head_dim,
             rope_parameters={"rope_type": "default", "rope_theta": 5_000_000.0,
-                             "mrope_section": [4, 2, 2], "mrope_interleaved": True},
+                             "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8], "mrope_interleaved": True},
         )
         vision.update(hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
                       num_position_embeddings=256, deepstack_visual_indexes=[0, 1])
     else:
-        text.update(rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]})
+        sections = [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16]  # [2, 3, 3] for head_dim 16
+        text.update(rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": sections})
         if family == "qwen2_5_vl":
             vision.update(hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
                           window_size=56, fullatt_block_indexes=[1], tokens_per_second=2)
         else:  # Qwen2-VL: embed_dim is the tower width, hidden_size the merger output (= text hidden)
             vision.update(embed_dim=32, mlp_ratio=2, num_heads=2, hidden_size=hidden)
+    vision.update(vision_overrides or {})
     config = CONFIG_MAPPING[family](
         text_config=text,
         vision_config=vision,
