@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoding_twn import GenerationSettings
+from .cot_cache_twn import CachedCoT, open_cot_cache
+from .decoding_twn import GenerationSettings, fork_cache, text_positions
 from .inputs_twn import TWNInput, build_messages, normalize_inputs
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class EncodeDetail:
     gate_probability: float
     cot: str | None
     tokens_generated: int
+    cot_cached: bool = False  # the CoT came from `cot_cache` (fed as one chunk, not decoded)
 
 
 class TWNEncodeMixin:
@@ -109,6 +111,8 @@ class TWNEncodeMixin:
         show_progress_bar: bool = False,
         max_think_tokens: int | None = None,
         generation: GenerationSettings | None = None,
+        cot_cache=None,
+        think_mask=None,
     ):
         """Embed texts, images, text+image pairs and videos, thinking where the mode says so.
 
@@ -122,6 +126,11 @@ class TWNEncodeMixin:
             return_details: also return one `EncodeDetail` per input.
             convert_to_numpy: a numpy array instead of a torch tensor.
             max_think_tokens / generation: override the CoT length cap / decoding settings (greedy by default).
+            cot_cache: a path to an SQLite file or a `CoTCache` (see `cot_cache_twn`). CoTs found there are
+                not decoded again: their tokens are fed through the KV cache after the prefill as one
+                teacher-forced chunk (the input is still prefilled once); new CoTs are stored.
+            think_mask: forced routing for "auto" (benchmarks, ablations): one bool per input that replaces
+                the gate's decision; the gate still runs and its probabilities are still reported.
 
         Returns:
             (N, d) float32 L2-normalised embeddings ((d,) for a single non-list input), and the details
@@ -135,6 +144,8 @@ class TWNEncodeMixin:
         single = not isinstance(inputs, (list, tuple))
         items = normalize_inputs(inputs, self.config.max_image_pixels)  # raises before any model work
         settings = generation or GenerationSettings(max_new_tokens=max_think_tokens or self.config.max_think_tokens)
+        think_mask = self._check_think_mask(think_mask, think, len(items))
+        cache, owned_cache = open_cot_cache(cot_cache)
 
         was_training = self.training
         self.eval()
@@ -145,12 +156,22 @@ class TWNEncodeMixin:
             batches = tqdm(batches, desc="Encoding", unit="batch")
         embeddings, details = [], []
         try:
+            session = cache.session(self, settings) if cache is not None else None
             for start in batches:
-                batch_embeddings, batch_details = self._encode_batch(items[start : start + batch_size], think, threshold, settings)
+                extra = {}
+                if session is not None:
+                    extra["cot_session"] = session
+                if think_mask is not None:
+                    extra["think_mask"] = think_mask[start : start + batch_size]
+                batch_embeddings, batch_details = self._encode_batch(
+                    items[start : start + batch_size], think, threshold, settings, **extra
+                )
                 embeddings.append(batch_embeddings)
                 details.extend(batch_details)
         finally:
             self.train(was_training)
+            if owned_cache:
+                cache.close()
         result = torch.cat(embeddings).cpu()
         if single:
             result = result[0]
@@ -158,7 +179,20 @@ class TWNEncodeMixin:
             result = result.numpy()
         return (result, details) if return_details else result
 
-    def _encode_batch(self, items, think: str, threshold: float, settings: GenerationSettings):
+    @staticmethod
+    def _check_think_mask(think_mask, think: str, n: int) -> list[bool] | None:
+        if think_mask is None:
+            return None
+        if think != "auto":
+            raise ValueError(f"think_mask forces the routing of think='auto'; got think={think!r}")
+        mask = think_mask.tolist() if hasattr(think_mask, "tolist") else list(think_mask)
+        if len(mask) != n:
+            raise ValueError(f"think_mask has {len(mask)} entries for {n} inputs")
+        return [bool(value) for value in mask]
+
+    def _encode_batch(
+        self, items, think: str, threshold: float, settings: GenerationSettings, cot_session=None, think_mask=None
+    ):
         features = self.prepare_features(items)
         input_ids = features.pop("input_ids")
         attention_mask = features.pop("attention_mask")
@@ -171,26 +205,110 @@ class TWNEncodeMixin:
             thinks = torch.ones_like(probabilities, dtype=torch.bool)
         elif think == "never":
             thinks = torch.zeros_like(probabilities, dtype=torch.bool)
+        elif think_mask is not None:
+            thinks = torch.tensor(think_mask, dtype=torch.bool, device=probabilities.device)
         else:
             thinks = probabilities >= threshold
 
         cots: list[str | None] = [None] * len(items)
         counts = [0] * len(items)
+        from_cache = [False] * len(items)
         rows = thinks.nonzero().flatten()
-        if len(rows) > 0:
+        hits: dict[int, CachedCoT] = {}
+        keys: dict[int, str] = {}
+        if len(rows) > 0 and cot_session is not None:
+            keys = self._cot_keys(items, rows.tolist(), cot_session)
+            found = cot_session.lookup(list(keys.values()))
+            hits = {row: found[key] for row, key in keys.items() if key in found}
+        if hits:
+            miss_rows = [row for row in rows.tolist() if row not in hits]
+            groups = ([miss_rows] if miss_rows else []) + [sorted(hits)]
+            for number, group in enumerate(groups):
+                # The last group takes the prefill cache itself; any other continues from a fork of it.
+                group_cache = cache if number == len(groups) - 1 else fork_cache(cache, detach=False)
+                index = torch.tensor(group, dtype=torch.long, device=attention_mask.device)
+                if len(group) < len(items):
+                    group_cache.batch_select_indices(index)
+                if group[0] in hits:
+                    mask, positions = self._feed_cot(
+                        group_cache, attention_mask[index], next_positions[index], [hits[row].tokens for row in group]
+                    )
+                    for row in group:
+                        cots[row], counts[row], from_cache[row] = hits[row].text, len(hits[row].tokens), True
+                else:
+                    mask, positions = self._think_rows(
+                        group_cache, group, index, attention_mask, next_positions, last_hidden, settings,
+                        cots, counts, keys, cot_session,
+                    )
+                embeddings[index] = self.pool(self.query_states(group_cache, mask, positions))
+        elif len(rows) > 0:
             if len(rows) < len(items):
                 cache.batch_select_indices(rows)
-            result = self.think(
-                cache, attention_mask[rows], next_positions[rows], last_hidden[rows], settings
+            mask, positions = self._think_rows(
+                cache, rows.tolist(), rows, attention_mask, next_positions, last_hidden, settings,
+                cots, counts, keys, cot_session,
             )
-            think_states = self.query_states(cache, result.attention_mask, result.next_positions)
+            think_states = self.query_states(cache, mask, positions)
             embeddings[rows] = self.pool(think_states)
-            tokenizer = self.processor.tokenizer
-            for local, row in enumerate(rows.tolist()):
-                n = int(result.num_tokens[local])
-                cots[row] = tokenizer.decode(result.tokens[local, :n], skip_special_tokens=True)
-                counts[row] = n
         details = [
-            EncodeDetail(bool(thinks[i]), float(probabilities[i]), cots[i], counts[i]) for i in range(len(items))
+            EncodeDetail(bool(thinks[i]), float(probabilities[i]), cots[i], counts[i], from_cache[i])
+            for i in range(len(items))
         ]
         return embeddings, details
+
+    def _think_rows(self, cache, rows, index, attention_mask, next_positions, last_hidden, settings,
+                    cots, counts, keys, cot_session):
+        """Decode the CoT of `rows` (the rows `cache` holds), fill `cots` / `counts`, store new CoTs."""
+        result = self.think(cache, attention_mask[index], next_positions[index], last_hidden[index], settings)
+        tokenizer = self.processor.tokenizer
+        new_entries = {}
+        for local, row in enumerate(rows):
+            n = int(result.num_tokens[local])
+            tokens = result.tokens[local, :n]
+            cots[row] = tokenizer.decode(tokens, skip_special_tokens=True)
+            counts[row] = n
+            if cot_session is not None:
+                new_entries[keys[row]] = CachedCoT(tuple(tokens.tolist()), cots[row])
+        if cot_session is not None:
+            cot_session.store(new_entries)
+        return result.attention_mask, result.next_positions
+
+    def _cot_keys(self, items, rows: list[int], cot_session) -> dict[int, str]:
+        """Cache keys of `rows`: the chat-templated prompt plus the input's pixels, in the session's context."""
+        keys = {}
+        for row in rows:
+            prompt = self.processor.apply_chat_template(
+                build_messages(items[row], self.config.embed_instruction, self.config.think_prompt),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            keys[row] = cot_session.key(prompt, items[row])
+        return keys
+
+    def _feed_cot(self, cache, attention_mask, next_positions, token_lists):
+        """Teacher-force known CoT tokens after the prefill in one chunk (reasoning adapter).
+
+        Rows are right-padded to the longest CoT with masked pad tokens, exactly as `decode` leaves
+        rows that stopped early, so the cache, mask and positions afterwards match a decode that
+        produced these tokens. Returns (attention_mask over x ⊕ c, next text positions).
+        """
+        lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long, device=attention_mask.device)
+        width = int(lengths.max()) if len(token_lists) else 0
+        if width == 0:
+            return attention_mask, next_positions
+        tokenizer = self.processor.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        tokens = torch.full((len(token_lists), width), pad, dtype=torch.long, device=attention_mask.device)
+        for row, ids in enumerate(token_lists):
+            tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        chunk_mask = (torch.arange(width, device=attention_mask.device)[None, :] < lengths[:, None]).to(attention_mask.dtype)
+        mask = torch.cat([attention_mask, chunk_mask], dim=1)
+        self.set_active_adapter(self.config.reasoning_adapter)
+        self._language_model()(
+            input_ids=tokens,
+            attention_mask=mask,
+            position_ids=text_positions(next_positions, width),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return mask, next_positions + lengths

@@ -1,4 +1,8 @@
-"""`twn encode`: embed inputs from the command line or a JSONL file into .npy or .parquet."""
+"""`twn encode`: embed inputs from the command line or a JSONL file into .npy or .parquet.
+
+With `--dataset` / `--output-dir` it encodes a whole dataset into parquet shards, across the processes
+of an `accelerate launch`, resuming where a previous run stopped (see `twn_hf.sharded_encode`).
+"""
 
 from __future__ import annotations
 
@@ -73,6 +77,10 @@ def write_embeddings(path: Path, embeddings, details) -> None:
 
 
 def run(args) -> int:
+    if args.dataset is not None or args.output_dir is not None:
+        return run_dataset(args)
+    if args.output is None:
+        raise ValueError("give --output (or --output-dir with --dataset / --input-file for sharded parquet output)")
     if args.output.suffix.lower() not in (".npy", ".parquet"):
         raise ValueError(f"--output must end in .npy or .parquet, got {args.output.name!r}")
     inputs = list(args.inputs)
@@ -91,12 +99,32 @@ def run(args) -> int:
         return_details=True,
         convert_to_numpy=True,
         show_progress_bar=not args.no_progress and len(inputs) > args.batch_size,
+        **({"cot_cache": args.cot_cache} if args.cot_cache is not None else {}),
     )
     write_embeddings(args.output, embeddings, details)
     thought = sum(d.thought for d in details)
     logger.info("encoded %d inputs (%d thought, %d CoT tokens)", len(inputs), thought,
                 sum(d.tokens_generated for d in details))
     return 0
+
+
+def run_dataset(args) -> int:
+    """Sharded parquet output of a dataset (JSONL / parquet / `datasets`), resumable, multi-process."""
+    from twn_hf.sharded_encode import run_sharded
+
+    if args.output_dir is None:
+        raise ValueError("--dataset needs --output-dir (parquet shards are written there)")
+    if args.output is not None:
+        raise ValueError("give either --output or --output-dir, not both")
+    if args.inputs:
+        raise ValueError("positional inputs cannot be combined with --output-dir; put them in a JSONL file")
+    if args.dataset is None and args.input_file is None:
+        raise ValueError("--output-dir needs --dataset (or --input-file)")
+    if args.dataset is not None and args.input_file is not None:
+        raise ValueError("give either --dataset or --input-file, not both")
+    if args.input_file is not None and not args.input_file.is_file():
+        raise FileNotFoundError(f"--input-file {args.input_file} does not exist")
+    return run_sharded(args, load_model)
 
 
 def register(subparsers) -> None:
@@ -106,11 +134,24 @@ def register(subparsers) -> None:
     parser.add_argument("--input-file", type=Path,
                         help="JSONL, one input per line: a JSON string or an object with text / image / images / "
                              "video / instruction; relative paths resolve against the file's folder")
-    parser.add_argument("--output", "-o", type=Path, required=True,
+    parser.add_argument("--output", "-o", type=Path,
                         help="embeddings file: .npy (details go to .details.jsonl beside it) or .parquet")
     parser.add_argument("--think", choices=("auto", "always", "never"), default="auto")
     parser.add_argument("--threshold", type=float, default=None, help="gate threshold for --think auto, in [0, 1]")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-think-tokens", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--cot-cache", type=Path, default=None,
+                        help="SQLite CoT cache: CoTs found there are not decoded again, new ones are added")
+    group = parser.add_argument_group(
+        "dataset mode", "encode a dataset into parquet shards; run under `accelerate launch` to use several "
+        "processes (one per GPU; `--cpu` for CPU processes); a rerun resumes")
+    group.add_argument("--dataset", help="a .jsonl or .parquet file, a `datasets` save_to_disk folder, or a name "
+                                         "datasets.load_dataset opens (offline: local files/cache)")
+    group.add_argument("--split", default="train", help="split of a `datasets` source")
+    group.add_argument("--output-dir", type=Path,
+                       help="writes shards/part-*.parquet, manifest.json and (when complete) embeddings.parquet")
+    group.add_argument("--shard-size", type=int, default=256, help="rows per shard (the unit of resume)")
+    group.add_argument("--overwrite", action="store_true", help="discard a previous run in --output-dir")
+    group.add_argument("--no-merge", action="store_true", help="keep the shards only")
     parser.set_defaults(func=run)
