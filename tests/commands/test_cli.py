@@ -12,12 +12,27 @@ from PIL import Image
 from twn_hf.cli import main
 
 
-def test_demo_says_what_each_input_did(capsys, caplog):
+def test_demo_without_a_bundled_model_says_it_is_random(capsys, caplog, monkeypatch):
+    monkeypatch.setattr("twn_hf.commands.common.bundled_checkpoint", lambda: None)
+    monkeypatch.setattr("twn_hf.commands.demo.bundled_checkpoint", lambda: None)
     assert main(["demo", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "encoded 4 inputs with think='auto'" in out
     assert out.count("p(think)=") == 4
     assert "RANDOMLY INITIALISED" in caplog.text
+
+
+def test_demo_with_a_model_says_what_each_input_did(capsys, checkpoint_dir):
+    assert main(["demo", "--model", str(checkpoint_dir), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "encoded 4 inputs with think='auto'" in out and out.count("p(think)=") == 4
+
+
+@pytest.fixture(autouse=True)
+def no_bundled_model(monkeypatch, request):
+    """Encode tests run on the tiny random model, whether or not this install bundles the demo model."""
+    if "checkpoint_dir" not in request.fixturenames and "demo" not in request.node.name:
+        monkeypatch.setattr("twn_hf.commands.common.bundled_checkpoint", lambda: None)
 
 
 def test_encode_arguments_to_npy(tmp_path):

@@ -1,10 +1,14 @@
-"""`twn demo`: encode a few texts and images with think="auto" and show what each input did."""
+"""`twn demo`: encode a few inputs with think="auto" and show what each input did.
+
+On the bundled TWN-Digits model it shows digit queries, their CoTs and retrievals, and the mode
+table (`twn_hf.demo.show`); with `--model` it encodes a few generic texts and images.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from twn_hf.commands.common import add_model_args, load_model
+from twn_hf.commands.common import add_model_args, bundled_checkpoint, load_model
 
 logger = logging.getLogger("twn_hf")
 
@@ -36,6 +40,11 @@ def describe(item) -> str:
 
 def run(args) -> int:
     model = load_model(args)
+    if args.model is None and bundled_checkpoint() is not None:
+        from twn_hf.demo.show import run_digits_demo
+
+        run_digits_demo(model)
+        return 0
     inputs = demo_inputs()
     embeddings, details = model.encode(inputs, think="auto", return_details=True)
     threshold = model.config.think_threshold

@@ -75,12 +75,12 @@ def plot(results: dict, path: Path, size=(640, 420)) -> None:
     for x, y in ordered:
         cx, cy = at(x, y)
         draw.ellipse((cx - 3, cy - 3, cx + 3, cy + 3), fill=(30, 90, 200))
-    colours = {"never": (120, 120, 120), "always": (0, 0, 0)}
-    for x, y, label in ends:
+    # Label offsets: never to the right, always above-left, the default threshold below-left (they sit close).
+    styles = [((120, 120, 120), (8, -16)), ((0, 0, 0), (-45, -22)), ((220, 40, 40), (-230, 10))]
+    for (x, y, label), (colour, (dx, dy)) in zip(ends, styles):
         cx, cy = at(x, y)
-        colour = colours.get(label, (220, 40, 40))
         draw.rectangle((cx - 5, cy - 5, cx + 5, cy + 5), outline=colour, width=2)
-        draw.text((min(cx + 8, right - 200), cy - 16), label, fill=colour)
+        draw.text((max(left + 2, min(cx + dx, right - 6 * len(label))), cy + dy), label, fill=colour)
     image.save(path)
 
 

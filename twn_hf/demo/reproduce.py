@@ -1,6 +1,6 @@
 """Retrain the bundled TWN-Digits model from scratch and write its results table: one command.
 
-    python -m twn_hf.demo.reproduce --output-dir runs/digits [--seed 0] [--install]
+    python -m twn_hf.demo.reproduce --output-dir runs/digits --threads 1 [--seed 0] [--install]
 
 Steps: build the benchmark (seeded, image-disjoint splits) → stage 0 (train the small Qwen3-VL
 backbone from scratch) → wrap it in a fresh TWN → stages sft → embed → gate with `twn_hf.train`
@@ -26,13 +26,15 @@ from twn_hf.demo.digits import build_digits
 from twn_hf.demo.evaluate import evaluate
 from twn_hf.demo.report import write_report
 from twn_hf.demo.rows import write_images, write_rows
+from twn_hf.demo.show import candidate_embeddings, fixed_subset, mode_table
 
 logger = logging.getLogger(__name__)
 
 BUNDLED = Path(__file__).parent / "checkpoint"
+COMMITTED_REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "digits"  # in a source checkout
 TWN_SETTINGS = dict(lora_r=16, lora_alpha=32, num_queries=4, gate_hidden_size=64, max_think_tokens=48,
                     think_prompt=THINK_PROMPT, max_image_pixels=56 * 56)
-STEPS = {"stage0": 800, "sft": 300, "embed": 500, "gate": 150}
+STEPS = {"stage0": 1000, "sft": 200, "embed": 500, "gate": 150}
 
 
 def _train(stage_config, model_path: Path, rows: Path, images: Path, output: Path, seed: int, steps: int,
@@ -70,7 +72,7 @@ def reproduce(output_dir: Path, seed: int = 0, steps: dict | None = None, instal
     # 2. Stage 0: the backbone from scratch, wrapped in a fresh TWN (self-contained checkpoint).
     mark = time.perf_counter()
     backbone, processor, stage0_log = pretrain_backbone(data.images, data.labels, data.splits["train"], seed=seed,
-                                                        steps=steps["stage0"])
+                                                        steps=steps["stage0"], queries=data.queries["train"])
     model = build_twn(backbone, processor=processor, seed=seed, **TWN_SETTINGS)
     model.save_pretrained(output_dir / "stage0")
     timings["stage0"] = time.perf_counter() - mark
@@ -91,6 +93,8 @@ def reproduce(output_dir: Path, seed: int = 0, steps: dict | None = None, instal
     results = {"seed": seed, "steps": steps, "twn_settings": {k: v for k, v in TWN_SETTINGS.items()},
                "stage0_loss": {"first": stage0_log[0], "last": sum(stage0_log[-20:]) / 20},
                "summaries": summaries, "test": evaluate(final, data, data.queries["test"])}
+    subset = fixed_subset(data)
+    results["demo_subset"] = mode_table(final, data, subset, candidate_embeddings(final, data, subset))
     timings["evaluate"] = time.perf_counter() - mark
 
     # 5. Ablation: detach_interface off (embed retrained from the same sft checkpoint, then gate).
@@ -108,6 +112,7 @@ def reproduce(output_dir: Path, seed: int = 0, steps: dict | None = None, instal
     write_report(results, output_dir)
     if install:
         install_checkpoint(output_dir / "gate")
+        write_report(results, COMMITTED_REPORT)
     return results
 
 
@@ -115,7 +120,8 @@ def install_checkpoint(source: Path) -> None:
     """Copy a checkpoint (weights, remote code, processor; no training state) into the package."""
     if BUNDLED.exists():
         shutil.rmtree(BUNDLED)
-    keep = lambda name: not name.startswith(("checkpoints", "train_log", "training_"))  # noqa: E731
+    # Training state stays behind: intermediate checkpoints, logs, and the gate stage's labelled features (pickle).
+    keep = lambda name: not name.startswith(("checkpoints", "train_log", "training_", "gate_data"))  # noqa: E731
     shutil.copytree(source, BUNDLED, ignore=lambda folder, names: [n for n in names if not keep(n)])
     logger.info("installed %s as the bundled demo checkpoint (%s)", source, BUNDLED)
 
@@ -124,7 +130,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("runs/digits"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--install", action="store_true", help="copy the result into twn_hf/demo/checkpoint")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the checkpoint into twn_hf/demo/checkpoint and the report into benchmarks/digits")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
