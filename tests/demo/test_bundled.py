@@ -30,3 +30,11 @@ def test_bundled_checkpoint_reproduces_the_committed_subset_numbers():
             assert rows[mode][key] == pytest.approx(committed[mode][key], abs=2.0), (mode, key)
         differing = sum(a != b for a, b in zip(rows[mode]["hits"], committed[mode]["hits"]))
         assert differing <= 1, f"{mode}: {differing} queries changed their hit"
+
+
+def test_bundled_remote_code_is_the_current_modeling_code():
+    """The checkpoint ships its own copy of modeling/*_twn.py; a change there must be copied in too."""
+    modeling = Path(__file__).resolve().parents[2] / "modeling"
+    for source in modeling.glob("*_twn.py"):
+        bundled = bundled_checkpoint() / source.name
+        assert bundled.read_bytes() == source.read_bytes(), f"{bundled} is stale: copy {source} over it"
