@@ -29,14 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+def run_parsed(args) -> int:
+    """Run a parsed sub-command; bad input becomes one logged error line and exit code 2."""
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         logger.error("error: %s", error)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    return run_parsed(args)
 
 
 if __name__ == "__main__":

@@ -118,11 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     main_process = os.environ.get("RANK", "0") == "0"
     level = logging.DEBUG if args.verbose else logging.INFO if main_process else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        logger.error("error: %s", error)
-        return 2
+    from twn_hf.cli import run_parsed
+
+    return run_parsed(args)
 
 
 if __name__ == "__main__":
